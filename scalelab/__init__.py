@@ -1,0 +1,1 @@
+"""scalelab: the command-line root that ties model, store, sweeps, fitting and dashboards together."""
