@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; `store.engine.migrate` runs them."""

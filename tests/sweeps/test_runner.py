@@ -1,0 +1,125 @@
+import dataclasses
+import os
+import signal
+
+import pytest
+
+from store import open_store
+from sweeps.plan import plan_sweep
+from sweeps.runner import submit
+from sweeps.spec import spec_from_dict
+from sweeps.status import cancel_sweep, sweep_status
+
+from sweep_helpers import tiny_spec_dict
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_store(f"sqlite:///{tmp_path / 'sweeps.db'}")
+
+
+def point_counts(store, run_ids):
+    points = store.loss_points(list(run_ids))
+    grouped = points.groupby("run_id")["step"]
+    return grouped.count().to_dict(), grouped.nunique().to_dict()
+
+
+def test_submit_runs_all_then_resubmit_skips(local_ray, tiny_corpus, tmp_path, store):
+    spec = spec_from_dict(tiny_spec_dict(tiny_corpus, tmp_path, "complete"))
+    result = submit(spec, store, progress=False)
+    assert result.counts == {"completed": 4}
+    runs = store.runs("complete")
+    assert set(runs["status"]) == {"completed"}
+    assert (runs["attempts"] == 1).all()
+    assert runs["final_val_loss"].notna().all()
+    plan = plan_sweep(spec)
+    counts, unique = point_counts(store, runs["id"])
+    for run in plan.runs:
+        assert counts[run.run_id] == run.steps
+        assert unique[run.run_id] == run.steps
+
+    again = submit(spec, store, progress=False)
+    assert again.ran == []
+    assert sorted(again.skipped) == sorted(runs["id"])
+    rerun = store.runs("complete")
+    assert (rerun["attempts"] == 1).all()
+    assert list(rerun["started_at"]) == list(runs["started_at"])
+    assert point_counts(store, runs["id"])[0] == counts
+
+
+def test_diverged_run_recorded_rest_complete(local_ray, tiny_corpus, tmp_path, store):
+    spec = spec_from_dict(tiny_spec_dict(tiny_corpus, tmp_path, "diverge"))
+    plan = plan_sweep(spec)
+    bad = plan.runs[1]
+    # model.train's test hook makes the loss of step 3 NaN; the run id stays the planned one.
+    poisoned = dataclasses.replace(bad, train_config={**bad.train_config, "inject_nan_at_step": 3})
+    plan.runs[1] = poisoned
+    result = submit(spec, store, progress=False, plan=plan)
+    assert result.counts == {"completed": 3, "diverged": 1}
+    runs = store.runs("diverge").set_index("id")
+    assert runs.loc[bad.run_id, "status"] == "diverged"
+    assert runs.loc[bad.run_id, "diverged_at_step"] == 3
+
+    again = submit(spec, store, progress=False, plan=plan)
+    assert again.ran == []
+
+
+def test_cancel_stops_sweep_then_resubmit_finishes(local_ray, tiny_corpus, tmp_path, store):
+    spec = spec_from_dict(tiny_spec_dict(tiny_corpus, tmp_path, "cancel", steps_smallest=100))
+    cancelled = []
+
+    def cancel_on_first_loss(event):
+        if event["kind"] == "loss" and not cancelled:
+            cancelled.extend(cancel_sweep(open_store(store.url), "cancel"))
+
+    result = submit(spec, store, progress=False, max_parallel=1, on_event=cancel_on_first_loss)
+    assert result.cancelled
+    assert cancelled
+    runs = store.runs("cancel")
+    # The first run may finish before the driver polls for the cancel; the queued ones never start.
+    assert set(runs["status"]) <= {"cancelled", "completed"}
+    num_cancelled = int((runs["status"] == "cancelled").sum())
+    assert num_cancelled >= 3
+    assert sweep_status(store, "cancel")[0]["counts"]["cancelled"] == num_cancelled
+
+    finished = submit(spec, store, progress=False)
+    assert finished.counts == {"completed": 4}
+    plan = plan_sweep(spec)
+    counts, unique = point_counts(store, runs["id"])
+    for run in plan.runs:
+        assert counts[run.run_id] == run.steps == unique[run.run_id]
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_same_loss(local_ray, tiny_corpus, tmp_path, store):
+    from model.train import TrainConfig, train_run
+
+    spec = spec_from_dict(
+        tiny_spec_dict(tiny_corpus, tmp_path, "kill-worker", steps_smallest=600, storage={"checkpoint_root": str(tmp_path / "ckpt"), "checkpoint_interval_steps": 10})
+    )
+    plan = plan_sweep(spec)
+    plan.runs = plan.runs[:1]
+    target = plan.runs[0]
+    pids = {}
+    killed = []
+
+    def kill_mid_run(event):
+        if event["kind"] == "started":
+            pids[event["attempt"]] = event["pid"]
+        if event["kind"] == "loss" and event["attempt"] == 1 and event["step"] >= 30 and not killed:
+            os.kill(pids[1], signal.SIGKILL)
+            killed.append(event["step"])
+
+    result = submit(spec, store, progress=False, plan=plan, on_event=kill_mid_run)
+    assert killed, "the run finished before the test could kill its worker"
+    assert result.counts == {"completed": 1}
+    run = store.runs("kill-worker").iloc[0]
+    assert run["attempts"] == 2
+    assert run["retries"] == 1
+    assert pids[2] != pids[1]
+
+    reference = train_run(TrainConfig.from_dict(target.train_config), tiny_corpus, None, num_threads=1)
+    assert run["final_train_loss"] == reference.final_train_loss
+    assert run["final_val_loss"] == reference.final_val_loss
+    counts, unique = point_counts(store, [target.run_id])
+    assert counts[target.run_id] == unique[target.run_id] == target.steps
