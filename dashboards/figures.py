@@ -26,8 +26,8 @@ APPROACH_COLORS = {"approach1": "#1f77b4", "approach2": "#d62728", "approach3": 
 
 def _new_figure() -> go.Figure:
     # Plotly validates every property on assignment, which costs seconds per figure of a few
-    # dozen traces; our figures are built from known-good values, so skip it. `_validate` is
-    # a keyword of plotly's BaseFigure (plotly 5 and 6), not a documented option.
+    # dozen traces. Our traces are built from known-good values, so validation is skipped.
+    # NOTE: `_validate` is an undocumented keyword of plotly's BaseFigure (checked with plotly 7.1).
     return go.Figure(_validate=False)
 
 
@@ -73,7 +73,7 @@ def downsample_curves(points: pd.DataFrame, max_points: int) -> pd.DataFrame:
     """Keep at most `max_points` train and `max_points` validation points of each run.
 
     Points are kept evenly spaced in log(step), so the fast early part of a curve keeps
-    its shape; the first and last point of each run always stay.
+    its shape. The first and last point of each run always stay.
     """
     if points.empty or max_points <= 0:
         return points
@@ -230,7 +230,7 @@ def isoflop_figure(analysis: SweepAnalysis) -> go.Figure:
     figure.update_yaxes(title=LOSS_TITLE)
     if result is not None and result.error:
         figure.add_annotation(
-            text=f"Approach 2 fit refused: {result.error}",
+            text="Approach 2 not fitted (reason in the fit summary); parabolas drawn for inspection",
             x=0.5, y=1.0, xref="paper", yref="paper", showarrow=False, yanchor="bottom",
         )
     return _layout(figure, title)
@@ -273,7 +273,7 @@ def lower_envelope(
 def approach1_figure(
     points: pd.DataFrame, runs: pd.DataFrame, result: ApproachResult | None
 ) -> go.Figure:
-    """Draw every run's loss against FLOPs, their lower envelope and Approach 1's optima."""
+    """Draw every run's train loss against FLOPs and the lower envelope of those curves."""
     title = "Approach 1: lower envelope of training curves"
     if points.empty:
         return message_figure("No loss points to draw the envelope from.", title)
@@ -320,7 +320,7 @@ def approach1_figure(
     figure.update_yaxes(title=LOSS_TITLE)
     if result is not None and result.error:
         figure.add_annotation(
-            text=f"Approach 1 fit refused: {result.error}",
+            text="Approach 1 not fitted (reason in the fit summary); envelope drawn for inspection",
             x=0.5, y=1.0, xref="paper", yref="paper", showarrow=False, yanchor="bottom",
         )
     return _layout(figure, title)

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_LEVEL = 0.8
-# A bootstrap where more than this share of resamples fail says the fit hangs on a few runs.
+# More failed resamples than this share means the fit depends on a few runs, so it is flagged.
 MAX_FAILED_SHARE = 0.05
 
 
@@ -117,7 +117,7 @@ def fit(
 
 
 def _sample_laws(report: FitReport) -> list[PowerLawFit | ParametricFit]:
-    """One law per bootstrap resample, built from that resample's parameters."""
+    """Build one law per bootstrap resample from that resample's parameters."""
     if report.bootstrap is None:
         return []
     samples = report.bootstrap.samples

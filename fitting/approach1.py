@@ -40,7 +40,7 @@ def size_groups(num_params: np.ndarray) -> list[np.ndarray]:
 
 
 def envelope(data: FitData, weights: np.ndarray | None = None, num_levels: int = 30) -> pd.DataFrame:
-    """The lower envelope at log-spaced FLOP levels: compute_flops, n_opt, d_opt, loss_opt, size_index.
+    """Compute the lower envelope at log-spaced FLOP levels: compute_flops, n_opt, d_opt, loss_opt, size_index.
 
     Runs with weight 0 are left out and runs drawn twice count once, because a duplicated point
     changes no interpolation.

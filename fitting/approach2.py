@@ -93,7 +93,7 @@ def vertices(
 
 
 def _rejection(x, row_weights, num_points, curvature, x_star) -> str | None:
-    """The reason one weighted parabola has no usable minimum, or None."""
+    """Return why one weighted parabola has no usable minimum, or None when it has one."""
     present = x[row_weights > 0]
     if num_points < MIN_POINTS_PER_BUDGET:
         return (

@@ -39,10 +39,12 @@ GRID_LOG_A_B = np.arange(0.0, 25.0 + 1e-9, 5.0)
 # order 1e-3 per run, so 1e-15 makes scipy stop only at machine precision, not at a visible gap.
 POLISH_OPTIONS = {"maxiter": 20_000, "maxfun": 40_000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 20}
 GRAD_NORM_CONVERGED = 1e-6
+# Optima whose objective is within this factor of the best are kept as polish and bootstrap starts.
+CANDIDATE_RATIO = 1.1
 
 
 def chinchilla_grid() -> np.ndarray:
-    """The 4,500 starts [4500, 5] in (log_A, log_B, log_E, alpha, beta) order."""
+    """Return the 4,500 starts [4500, 5] in (log_A, log_B, log_E, alpha, beta) order."""
     rows = [
         (log_a, log_b, log_e, alpha, beta)
         for alpha, beta, log_e, log_a, log_b in itertools.product(
@@ -139,6 +141,61 @@ class _BatchedObjective:
         )
         return values.sum(dim=1), grad
 
+    def problem_of(self, rows):
+        """Which weight vector (bootstrap resample) each row minimises; 0 for the plain fit."""
+        torch = self.torch
+        if self.weight_row is None:
+            return torch.zeros_like(rows)
+        return self.weight_row[rows]
+
+    def with_hessian(self, z, rows):
+        """Objective [S], gradient [S, 5] and Hessian [S, 5, 5] at z [S, 5] in centred coordinates.
+
+        With t = (a - alpha u, b - beta v, e), the residual is r = LSE(t) - log L, so
+        dr/dz = J' s and d2r/dz2 = J' (diag(s) - s s') J, where s = softmax(t) and J = dt/dz is
+        constant. The Huber loss has h' = clip(r, -delta, delta) and h'' = 1 inside delta,
+        0 outside, so H = sum_i h''_i grad r_i grad r_i' + h'_i d2r_i.
+        """
+        torch = self.torch
+        p1 = torch.exp(z[:, 0:1] - z[:, 3:4] * self.u)
+        p2 = torch.exp(z[:, 1:2] - z[:, 4:5] * self.v)
+        p3 = torch.exp(z[:, 2:3])
+        total = p1 + p2 + p3
+        residual = torch.log(total) - self.log_loss
+        magnitude = residual.abs()
+        inside = magnitude <= HUBER_DELTA
+        values = torch.where(inside, 0.5 * residual**2, HUBER_DELTA * (magnitude - 0.5 * HUBER_DELTA))
+        slope = residual.clamp(-HUBER_DELTA, HUBER_DELTA)
+        curvature = inside.to(z.dtype)
+        if self.weights is not None:
+            w = self.weights[self.weight_row[rows]]
+            values = values * w
+            slope = slope * w
+            curvature = curvature * w
+        s1 = p1 / total
+        s2 = p2 / total
+        s3 = (p3 / total).expand_as(s1)
+        # grad r for every run: [S, n, 5].
+        dr = torch.stack([s1, s2, s3, -s1 * self.u, -s2 * self.v], dim=2)
+        grad = (slope.unsqueeze(1) @ dr).squeeze(1)
+        hessian = (dr * (curvature - slope).unsqueeze(2)).transpose(1, 2) @ dr
+        n_term = slope * s1
+        d_term = slope * s2
+        n_u = (n_term * self.u).sum(dim=1)
+        d_v = (d_term * self.v).sum(dim=1)
+        hessian[:, 0, 0] += grad[:, 0]
+        hessian[:, 1, 1] += grad[:, 1]
+        hessian[:, 2, 2] += grad[:, 2]
+        hessian[:, 0, 3] -= n_u
+        hessian[:, 3, 0] -= n_u
+        hessian[:, 1, 4] -= d_v
+        hessian[:, 4, 1] -= d_v
+        hessian[:, 3, 3] += (n_term * self.u**2).sum(dim=1)
+        hessian[:, 4, 4] += (d_term * self.v**2).sum(dim=1)
+        values = values.sum(dim=1)
+        values = torch.where(torch.isfinite(values), values, torch.full_like(values, float("inf")))
+        return values, grad, hessian
+
 
 def _to_centred(params: np.ndarray, mean_log_n: float, mean_log_d: float) -> np.ndarray:
     z = params.copy()
@@ -162,26 +219,52 @@ def solve_batched(
     *,
     weights: np.ndarray | None = None,
     weight_row: np.ndarray | None = None,
-    max_iter: int = 2000,
-    gtol: float = 1e-10,
-    ftol: float = 1e-13,
+    method: str = "lbfgs",
+    max_iter: int = 500,
+    gtol: float = 1e-8,
+    ftol: float = 1e-10,
+    num_threads: int = 1,
 ):
-    """Run batched L-BFGS from every start; return (params [S, 5], objective [S], grad_norm [S], converged [S]).
+    """Minimise from every start at once; return (params [S, 5], objective [S], grad_norm [S], converged [S]).
 
-    With `weights` [R, n] and `weight_row` [S], start s minimises the objective weighted by
-    `weights[weight_row[s]]`.
+    `method` is "lbfgs" (`fitting.lbfgs`, for starts far from an optimum) or "newton"
+    (`fitting.newton`, for starts already near one, such as a bootstrap resample started from
+    the full fit). With `weights` [R, n] and `weight_row` [S], start s minimises the objective
+    weighted by `weights[weight_row[s]]`. The batch runs on `num_threads` torch threads (never
+    more than torch.get_num_threads()): its tensors are small enough that one thread is about as
+    fast as two on a quiet machine and many times faster on a loaded one, where threads wait on
+    each other at every operation.
     """
     import torch
 
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(num_threads, previous_threads)))
+    try:
+        return _solve_batched(log_n, log_d, log_loss, starts, weights, weight_row, method, max_iter, gtol, ftol)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _solve_batched(log_n, log_d, log_loss, starts, weights, weight_row, method, max_iter, gtol, ftol):
+    import torch
+
     from fitting.lbfgs import minimize_batched
+    from fitting.newton import minimize_newton_batched
 
     mean_log_n = float(np.mean(log_n))
     mean_log_d = float(np.mean(log_d))
-    fg = _BatchedObjective(log_n - mean_log_n, log_d - mean_log_d, log_loss, weights, weight_row)
+    objective = _BatchedObjective(log_n - mean_log_n, log_d - mean_log_d, log_loss, weights, weight_row)
     z0 = torch.as_tensor(_to_centred(starts, mean_log_n, mean_log_d))
-    result = minimize_batched(fg, z0, max_iter=max_iter, gtol=gtol, ftol=ftol)
+    if method == "newton":
+        result = minimize_newton_batched(objective.with_hessian, z0, max_iter=max_iter, gtol=gtol, ftol=ftol)
+    else:
+        result = minimize_batched(objective, z0, max_iter=max_iter, gtol=gtol, ftol=ftol)
     params = _from_centred(result.x.numpy(), mean_log_n, mean_log_d)
-    return params, result.f.numpy(), result.grad_norm.numpy(), result.converged.numpy()
+    # The gradient is reported in the original coordinates, where the polish and users see it.
+    grad = result.grad.numpy().copy()
+    grad[:, 3] -= grad[:, 0] * mean_log_n
+    grad[:, 4] -= grad[:, 1] * mean_log_d
+    return params, result.f.numpy(), np.linalg.norm(grad, axis=1), result.converged.numpy()
 
 
 def polish(params, log_n, log_d, log_loss, weights=None) -> optimize.OptimizeResult:
@@ -243,8 +326,25 @@ def fit_approach3_with_candidates(
     log_d = np.log(data.num_tokens)
     log_loss = np.log(data.loss)
 
-    params, objective, _, _ = solve_batched(log_n, log_d, log_loss, starts, max_iter=500, gtol=1e-8, ftol=1e-10)
-    best = distinct_best(params, objective, num_polished)
+    # Stage 1: L-BFGS from every start to a loose tolerance, which finds the basins; most of
+    # L-BFGS's iterations would otherwise go to the last digits. Stage 2: damped Newton from the
+    # rows within CANDIDATE_RATIO of the best objective, which converges quadratically to a
+    # gradient near machine precision in a few iterations.
+    params, objective, _, converged = solve_batched(log_n, log_d, log_loss, starts, gtol=1e-5, ftol=1e-6)
+    objective = np.where(np.isfinite(objective), objective, np.inf)
+    near = objective <= float(np.min(objective)) * CANDIDATE_RATIO
+    params[near], objective[near], _, converged[near] = solve_batched(
+        log_n, log_d, log_loss, params[near], method="newton", max_iter=100, gtol=1e-10, ftol=1e-15
+    )
+    # Candidates for the polish and for the bootstrap's starts: distinct optima that met the
+    # tolerance and lie within CANDIDATE_RATIO of the best objective. A row stopped far from an
+    # optimum, or a basin far worse than the best, is neither the answer nor where a resample's
+    # answer lies.
+    objective = np.where(np.isfinite(objective), objective, np.inf)
+    lowest = float(np.min(objective))
+    eligible = converged & (objective <= lowest * CANDIDATE_RATIO)
+    eligible[int(np.argmin(np.where(np.isfinite(objective), objective, np.inf)))] = True
+    best = distinct_best(params, np.where(eligible, objective, np.inf), num_polished)
     polished = [polish(params[index], log_n, log_d, log_loss) for index in best]
     polished.sort(key=lambda result: result.fun)
     winner = polished[0]
@@ -274,7 +374,8 @@ def fit_approach3_with_candidates(
         compute_flops_range=(float(data.compute_flops.min()), float(data.compute_flops.max())),
         method=(
             f"summed Huber (delta {HUBER_DELTA}) on log losses; batched L-BFGS from "
-            f"{starts.shape[0]} starts, scipy L-BFGS-B polish of the best {len(best)}"
+            f"{starts.shape[0]} starts, batched Newton from the {int(near.sum())} within "
+            f"{CANDIDATE_RATIO - 1:.0%} of the best, scipy L-BFGS-B polish of the best {len(best)}"
         ),
     )
     flags = approach3_flags(final, grad_norm, bool(winner.success), winner.message)
@@ -316,15 +417,16 @@ def bootstrap_approach3(
     weights: np.ndarray,
     candidates: np.ndarray,
     *,
-    grid_starts_per_resample: int = 2,
+    grid_starts_per_resample: int = 0,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Refit L(N, D) under each row of run weights [R, n], all resamples in one batch.
 
-    Each resample starts from the full-data fit's distinct optima `candidates` [K, 5] plus
-    `grid_starts_per_resample` starts drawn at random from the Chinchilla grid, not from all
-    4,500: a resample moves the optimum only a little, and the random grid starts guard against
-    a resample whose best basin differs from the full fit's.
+    Each resample starts from the full-data fit's distinct optima `candidates` [K, 5] (those
+    within CANDIDATE_RATIO of its best objective), plus `grid_starts_per_resample` starts drawn
+    at random from the Chinchilla grid, not from all 4,500: a resample moves the optimum only a
+    little, so damped Newton steps from the full fit's optima reach the resample's optimum in a
+    few iterations, to a gradient near machine precision.
     """
     grid = chinchilla_grid()
     num_resamples = weights.shape[0]
@@ -340,9 +442,10 @@ def bootstrap_approach3(
         starts.reshape(-1, 5),
         weights=weights,
         weight_row=weight_row,
-        max_iter=1000,
-        gtol=1e-9,
-        ftol=1e-12,
+        method="newton",
+        max_iter=100,
+        gtol=1e-10,
+        ftol=1e-15,
     )
     objective = np.where(np.isfinite(objective), objective, np.inf).reshape(num_resamples, per_resample)
     best = objective.argmin(axis=1)

@@ -28,8 +28,8 @@ class BatchedResult:
     """Final parameters [S, P]."""
     f: torch.Tensor
     """Objective at x [S]."""
-    grad_norm: torch.Tensor
-    """Euclidean norm of the gradient at x [S]."""
+    grad: torch.Tensor
+    """Gradient at x [S, P]."""
     iterations: torch.Tensor
     """Iterations each row ran [S]."""
     converged: torch.Tensor
@@ -48,11 +48,19 @@ def minimize_batched(
     max_line_search: int = 30,
     armijo: float = 1e-4,
     max_step: float = 1.0,
+    merge_every: int = 5,
+    merge_resolution: float = 1e-3,
 ) -> BatchedResult:
     """Minimise S independent smooth objectives from the starts x0 [S, P] with L-BFGS.
 
     A row converges when the largest absolute gradient component is below `gtol`, or when its
     objective improved by less than `ftol * max(|f|, 1e-300)` on three iterations in a row.
+
+    Every `merge_every` iterations, active rows whose iterates agree to `merge_resolution` in
+    every coordinate (and that minimise the same problem, `fg.problem_of(rows)` where fg has it)
+    are merged: one keeps running and the others take its final result. Starts that reach the
+    same point follow the same path from there, so this only removes repeated work; it is what
+    makes thousands of grid starts, most of which fall into a few basins, cheap.
     """
     x = x0.clone()
     num_rows, num_dims = x.shape
@@ -70,10 +78,15 @@ def minimize_batched(
     converged = g.abs().amax(dim=1) < gtol
     active = ~converged
 
+    merged_into = torch.arange(num_rows)
+    problem_of = getattr(fg, "problem_of", None)
+
     for step in range(max_iter):
         rows = active.nonzero().squeeze(1)
         if rows.numel() == 0:
             break
+        if merge_every and step > 0 and step % merge_every == 0 and rows.numel() > 1:
+            rows = _merge_duplicates(x, rows, active, merged_into, merge_resolution, problem_of)
         gr = g[rows]
         direction = -_two_loop(gr, s_hist[rows], y_hist[rows], rho[rows], gamma[rows], step, history)
 
@@ -125,9 +138,34 @@ def minimize_batched(
         converged[moved[done]] = True
         active[moved[done]] = False
 
+    # Merged rows take the result of the row they were merged into (following chains of merges).
+    while True:
+        target = merged_into[merged_into]
+        if bool((target == merged_into).all()):
+            break
+        merged_into = target
     return BatchedResult(
-        x=x, f=f, grad_norm=g.norm(dim=1), iterations=iterations, converged=converged
+        x=x[merged_into], f=f[merged_into], grad=g[merged_into], iterations=iterations,
+        converged=converged[merged_into],
     )
+
+
+def _merge_duplicates(x, rows, active, merged_into, resolution, problem_of):
+    """Deactivate active rows whose iterate duplicates another's; return the rows left active."""
+    keys = torch.round(x[rows] / resolution).to(torch.int64)
+    if problem_of is not None:
+        keys = torch.cat([problem_of(rows).to(torch.int64)[:, None], keys], dim=1)
+    _, inverse = torch.unique(keys, dim=0, return_inverse=True)
+    # The first row of each group of equal keys keeps running.
+    first = torch.full((int(inverse.max()) + 1,), rows.numel(), dtype=torch.int64)
+    first.scatter_reduce_(0, inverse, torch.arange(rows.numel()), reduce="amin")
+    keeper = rows[first[inverse]]
+    duplicate = keeper != rows
+    if bool(duplicate.any()):
+        merged_into[rows[duplicate]] = keeper[duplicate]
+        active[rows[duplicate]] = False
+        rows = rows[~duplicate]
+    return rows
 
 
 def _two_loop(

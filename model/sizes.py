@@ -5,15 +5,16 @@ Size-family rule (`config_for_num_params`):
 1. head_dim depends on d_model: 16 below 128, 32 below 512, 64 below 2048 (the Chinchilla
    tables, Hoffmann et al. 2022, table A9, use 64 and 128) and 128 from 2048 up (LLaMA).
    Small heads keep at least two heads in the smallest models.
-2. The aspect ratio d_model / n_layers targets 64 up to d_model 1024 (most of Chinchilla's small
-   models) and 128 from d_model 4096 up (LLaMA 7B and 13B), log-linear in between.
+2. The aspect ratio d_model / n_layers targets 32 up to d_model 256 (tiny models keep a few
+   layers), 64 at d_model 1024 (most of Chinchilla's small models) and 128 from d_model 4096 up
+   (LLaMA 7B and 13B), log-linear in between.
 3. d_ff is LLaMA's 2/3·4·d_model rounded up to a multiple of 16 below d_model 512, 64 below 4096
    and 256 above, so that rounding does not dominate the MLP of tiny models.
 4. d_model runs over multiples of its head_dim, each with the n_layers of its aspect-ratio
    target. The d_model whose N is nearest the target (in log) is kept. Then n_layers alone is
    moved to bring N nearest the target. Neighbouring d_model values are tried too: among the
-   shapes whose N is within 2% of the best error |log(N/target)|, the one nearest its target
-   aspect ratio (in log) wins. Shapes more than 4x away from their target aspect ratio are
+   shapes whose N is within 10% of the target (or within 2% of the best error |log(N/target)|
+   when none is), the one nearest its target aspect ratio (in log) wins. Shapes more than 4x away from their target aspect ratio are
    dropped unless no other shape is left.
 
 When the embedding dominates (tiny N with a large vocabulary, such as below about 1M
@@ -48,6 +49,7 @@ PRESETS: dict[str, ModelConfig] = {
 LLAMA_NUM_TOKENS: dict[str, float] = {"7B": 1.0e12, "13B": 1.0e12, "33B": 1.4e12, "65B": 1.4e12}
 
 _MIN_D_MODEL = 32
+SIZE_TOLERANCE = math.log(1.10)
 _MAX_D_MODEL = 32768
 _SUFFIXES = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _COUNT_PATTERN = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
@@ -88,13 +90,16 @@ def family_head_dim(d_model: int) -> int:
 
 def family_aspect_ratio(d_model: int) -> float:
     """Target d_model / n_layers of the size family at this d_model."""
-    low, high = 1024, 4096
-    if d_model <= low:
-        return 64.0
-    if d_model >= high:
-        return 128.0
-    fraction = math.log(d_model / low) / math.log(high / low)
-    return 64.0 * 2.0**fraction
+    # Anchors (d_model, aspect ratio), log-linear in between: 32 for tiny models (d_model 128 with
+    # 4 layers), 64 for most of Chinchilla's small models, 128 for LLaMA 7B and 13B.
+    anchors = ((256, 32.0), (1024, 64.0), (4096, 128.0))
+    if d_model <= anchors[0][0]:
+        return anchors[0][1]
+    for (low, low_ratio), (high, high_ratio) in zip(anchors, anchors[1:]):
+        if d_model <= high:
+            fraction = math.log(d_model / low) / math.log(high / low)
+            return low_ratio * (high_ratio / low_ratio) ** fraction
+    return anchors[-1][1]
 
 
 def family_ffn_multiple(d_model: int) -> int:
@@ -187,8 +192,10 @@ def config_for_num_params(num_params: float | str, vocab_size: int, seq_len: int
     # left, so that tiny targets do not turn into deep, 32-wide stacks.
     in_band = [shape for shape in candidates if aspect_error(shape) <= math.log(4.0)]
     candidates = in_band or candidates
+    # Any shape within 10% of the target N is close enough (the run stores its exact N), so the
+    # aspect ratio decides among them; this keeps depth growing smoothly along a sweep.
     best_error = min(size_error(shape) for shape in candidates)
-    close = [shape for shape in candidates if size_error(shape) <= best_error + 0.02]
+    close = [shape for shape in candidates if size_error(shape) <= max(best_error + 0.02, SIZE_TOLERANCE)]
     return min(close, key=aspect_error)
 
 

@@ -85,7 +85,9 @@ def demo(
     _heading(f"3/5 Training {len(plan.runs)} runs with Ray")
     result = submit(spec, store, address=address, plan=plan)
     counts = ", ".join(f"{status} {count}" for status, count in sorted(result.counts.items()))
-    typer.echo(f"sweep {spec.name}: {counts}")
+    typer.echo(
+        f"sweep {spec.name}: {counts}; ran {len(result.ran)}, skipped {len(result.skipped)} already finished"
+    )
     if result.cancelled:
         raise typer.Exit(1)
     url = store.url

@@ -109,12 +109,23 @@ def train_task(
         if event.get("kind") == "heartbeat" or time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
             flush()
 
+    pending_poll = None
+
     def should_stop() -> bool:
-        nonlocal last_stop_poll, stop
+        # Never block on the actor: a task blocked in ray.get hands its CPU back to Ray, which
+        # then starts another run on it, so more runs than CPUs would train at once.
+        nonlocal last_stop_poll, stop, pending_poll
         now = time.monotonic()
-        if not stop and now - last_stop_poll >= STOP_POLL_INTERVAL_S:
-            last_stop_poll = now
-            stop = bool(ray.get(sink.should_stop.remote(run_id)))
+        if stop or now - last_stop_poll < STOP_POLL_INTERVAL_S:
+            return stop
+        last_stop_poll = now
+        if pending_poll is None:
+            pending_poll = sink.should_stop.remote(run_id)
+            return stop
+        ready, _ = ray.wait([pending_poll], timeout=0)
+        if ready:
+            stop = bool(ray.get(pending_poll))
+            pending_poll = None
         return stop
 
     on_event({"kind": "started", "pid": os.getpid(), "node_id": node_id, "host": host})
