@@ -9,10 +9,11 @@ $$\min_{a, b, e, \alpha, \beta} \sum_i \mathrm{Huber}_{\delta}\big(
 with $A = e^a$, $B = e^b$, $E = e^e$, from the grid of 4,500 starts $\alpha, \beta \in \{0, 0.5,
 \dots, 2\}$, $e \in \{-1, -0.5, \dots, 1\}$, $a, b \in \{0, 5, \dots, 25\}$.
 
-All starts run at once through the batched L-BFGS in `fitting.lbfgs`, in coordinates where log N
-and log D are centred (a linear change of variables that leaves every objective value unchanged
-and makes the problem far better conditioned); the best few distinct optima are then polished
-with scipy's L-BFGS-B in the original coordinates, and the gradient there is reported.
+All starts run at once through the batched L-BFGS in `fitting.lbfgs` to a loose tolerance, in
+coordinates where log N and log D are centred. That linear change of variables leaves every
+objective value unchanged and makes the problem far better conditioned. The starts near the best
+objective then converge with the batched Newton of `fitting.newton`, and the best optimum is
+polished with scipy's L-BFGS-B in the original coordinates, where the gradient is reported.
 """
 
 from __future__ import annotations
@@ -330,7 +331,9 @@ def fit_approach3_with_candidates(
     # L-BFGS's iterations would otherwise go to the last digits. Stage 2: damped Newton from the
     # rows within CANDIDATE_RATIO of the best objective, which converges quadratically to a
     # gradient near machine precision in a few iterations.
-    params, objective, _, converged = solve_batched(log_n, log_d, log_loss, starts, gtol=1e-5, ftol=1e-6)
+    params, objective, _, converged = solve_batched(
+        log_n, log_d, log_loss, starts, max_iter=200, gtol=1e-5, ftol=1e-6
+    )
     objective = np.where(np.isfinite(objective), objective, np.inf)
     near = objective <= float(np.min(objective)) * CANDIDATE_RATIO
     params[near], objective[near], _, converged[near] = solve_batched(
@@ -435,18 +438,24 @@ def bootstrap_approach3(
     starts[:, : candidates.shape[0]] = candidates
     starts[:, candidates.shape[0] :] = grid[rng.integers(0, grid.shape[0], (num_resamples, grid_starts_per_resample))]
     weight_row = np.repeat(np.arange(num_resamples), per_resample)
+    log_n, log_d, log_loss = np.log(data.num_params), np.log(data.num_tokens), np.log(data.loss)
+    starts = starts.reshape(-1, 5)
+    newton = dict(method="newton", max_iter=100, gtol=1e-10, ftol=1e-15)
     params, objective, grad_norm, converged = solve_batched(
-        np.log(data.num_params),
-        np.log(data.num_tokens),
-        np.log(data.loss),
-        starts.reshape(-1, 5),
-        weights=weights,
-        weight_row=weight_row,
-        method="newton",
-        max_iter=100,
-        gtol=1e-10,
-        ftol=1e-15,
+        log_n, log_d, log_loss, starts, weights=weights, weight_row=weight_row, **newton
     )
+    # Newton's quadratic model is poor where many residuals sit on the linear arm of the Huber
+    # loss, which happens when a resample of a small sweep moves its optimum far from the full
+    # fit's. Those rows go through L-BFGS from where Newton stopped, then Newton again.
+    stuck = ~converged
+    if stuck.any():
+        retry = params[stuck]
+        retry, _, _, _ = solve_batched(
+            log_n, log_d, log_loss, retry, weights=weights, weight_row=weight_row[stuck], max_iter=200
+        )
+        params[stuck], objective[stuck], grad_norm[stuck], converged[stuck] = solve_batched(
+            log_n, log_d, log_loss, retry, weights=weights, weight_row=weight_row[stuck], **newton
+        )
     objective = np.where(np.isfinite(objective), objective, np.inf).reshape(num_resamples, per_resample)
     best = objective.argmin(axis=1)
     rows = np.arange(num_resamples) * per_resample + best

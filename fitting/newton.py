@@ -2,11 +2,12 @@
 
 Each row of the batch is its own minimisation (one start, or one start of one bootstrap
 resample) of a smooth objective of a few parameters whose gradient and Hessian are known in
-closed form. Every iteration eigen-decomposes all the rows' Hessians together, takes a damped
-Newton step inside each row's trust radius, and accepts or rejects it per row by comparing the
-actual decrease with the one the quadratic model predicted (Nocedal and Wright, chapter 4, with
-Levenberg-Marquardt damping in place of an exact trust-region subproblem). Converged rows leave
-the batch, so later iterations only pay for the rows still moving.
+closed form. Every iteration eigen-decomposes the Hessians of all rows together and takes a
+damped Newton step inside each row's trust radius. Each row accepts or rejects its step by
+comparing the actual decrease with the one the quadratic model predicted (Nocedal and Wright,
+"Numerical Optimization", chapter 4, with Levenberg-Marquardt damping in place of an exact
+trust-region subproblem). Converged rows leave the batch, so later iterations only pay for the
+rows still moving.
 
 Near an optimum the steps are full Newton steps and converge quadratically, which is why a few
 dozen iterations reach gradients near machine precision where first-order methods need hundreds.

@@ -107,3 +107,54 @@ def test_flags_absurd_exponent():
     flags = approach3.approach3_flags(np.array([30.0, 5.0, 0.5, 0.3, 0.3]), 1.0, False, "ABNORMAL")
     codes = {flag.code for flag in flags}
     assert {"grid_boundary", "not_converged"} <= codes
+
+
+def test_hessian_matches_finite_differences_of_gradient():
+    import torch
+
+    data = prepare_fit_data(simulate_random_runs(40, seed=10), "total", "6nd")
+    log_n, log_d, log_loss = np.log(data.num_params), np.log(data.num_tokens), np.log(data.loss)
+    weights = np.random.default_rng(0).integers(0, 3, (2, 40)).astype(np.float64)
+    objective = approach3._BatchedObjective(
+        log_n - log_n.mean(), log_d - log_d.mean(), log_loss, weights, np.array([0, 1])
+    )
+    rows = torch.arange(2)
+    z = torch.tensor([[0.3, 0.2, 0.5, 0.33, 0.29], [-1.0, -1.2, 0.52, 0.3, 0.3]], dtype=torch.float64)
+    values, grads, hessians = objective.with_hessian(z, rows)
+    plain_values, plain_grads = objective(z, rows)
+    np.testing.assert_allclose(values.numpy(), plain_values.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(grads.numpy(), plain_grads.numpy(), rtol=1e-12, atol=1e-16)
+    step = 1e-6
+    for column in range(5):
+        up, down = z.clone(), z.clone()
+        up[:, column] += step
+        down[:, column] -= step
+        numeric = (objective(up, rows)[1] - objective(down, rows)[1]) / (2 * step)
+        np.testing.assert_allclose(hessians[:, :, column].numpy(), numeric.numpy(), atol=1e-9)
+
+
+def test_bootstrap_refits_reach_zero_gradient_and_match_scipy():
+    from fitting.api import resample_weights
+
+    data = prepare_fit_data(simulate_random_runs(60, noise=0.01, seed=11), "total", "6nd")
+    _, candidates = approach3.fit_approach3_with_candidates(data, starts=SUBGRID)
+    weights = resample_weights(data, 3, 20, np.random.default_rng(0))
+    samples = approach3.bootstrap_approach3(data, weights, candidates, rng=np.random.default_rng(1))
+    assert samples["converged"].all()
+    assert np.max(samples["grad_norm"]) < 1e-6
+    args = (np.log(data.num_params), np.log(data.num_tokens), np.log(data.loss))
+    for row in range(3):
+        reference = approach3.polish(candidates[0], *args, weights=weights[row])
+        assert samples["alpha"][row] == pytest.approx(reference.x[3], abs=1e-5)
+        assert samples["beta"][row] == pytest.approx(reference.x[4], abs=1e-5)
+
+
+def test_duplicate_starts_are_merged_and_share_the_result():
+    data = prepare_fit_data(simulate_random_runs(50, noise=0.01, seed=12), "total", "6nd")
+    args = (np.log(data.num_params), np.log(data.num_tokens), np.log(data.loss))
+    starts = np.repeat(SUBGRID[:3], 4, axis=0)
+    params, objective, _, converged = approach3.solve_batched(*args, starts)
+    for group in range(3):
+        rows = slice(4 * group, 4 * group + 4)
+        assert np.ptp(objective[rows]) == 0.0
+        assert np.ptp(params[rows], axis=0).max() == 0.0
