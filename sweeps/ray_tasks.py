@@ -115,17 +115,18 @@ def train_task(
         # Never block on the actor: a task blocked in ray.get hands its CPU back to Ray, which
         # then starts another run on it, so more runs than CPUs would train at once.
         nonlocal last_stop_poll, stop, pending_poll
-        now = time.monotonic()
-        if stop or now - last_stop_poll < STOP_POLL_INTERVAL_S:
+        if stop:
             return stop
-        last_stop_poll = now
-        if pending_poll is None:
-            pending_poll = sink.should_stop.remote(run_id)
-            return stop
-        ready, _ = ray.wait([pending_poll], timeout=0)
-        if ready:
+        if pending_poll is not None:
+            ready, _ = ray.wait([pending_poll], timeout=0)
+            if not ready:
+                return stop
             stop = bool(ray.get(pending_poll))
             pending_poll = None
+        now = time.monotonic()
+        if not stop and now - last_stop_poll >= STOP_POLL_INTERVAL_S:
+            last_stop_poll = now
+            pending_poll = sink.should_stop.remote(run_id)
         return stop
 
     on_event({"kind": "started", "pid": os.getpid(), "node_id": node_id, "host": host})

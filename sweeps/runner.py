@@ -160,6 +160,9 @@ class _Driver:
 
     def launch(self, remote_task: Any, sink: Any) -> None:
         limit = self.max_parallel or math.inf
+        if self.queue and len(self.in_flight) < limit:
+            # A cancel that landed since the last poll must stop queued runs from starting.
+            self.check_cancel(sink)
         while self.queue and len(self.in_flight) < limit and not self.cancelled:
             run_id = self.queue.popleft()
             state = self.states[run_id]

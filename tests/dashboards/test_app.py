@@ -95,7 +95,7 @@ def test_app_views_render_and_switch_sweep(synthetic_store, chromium, page_error
         page.wait_for_selector("#runs-table", timeout=60_000)
         _select_sweep(page, "alpha")
         page.click("#tab-runs")
-        page.wait_for_function("() => document.querySelector('#view-content').innerText.includes('Sweep alpha:')")
+        page.wait_for_function("() => (document.querySelector('#view-content')?.innerText ?? '').includes('Sweep alpha:')")
         alpha = _check_all_views(page, "alpha", artifacts, "synthetic", num_budgets=3)
         _select_sweep(page, "beta")
         beta = _check_all_views(page, "beta", artifacts, "synthetic", num_budgets=2)
@@ -103,7 +103,7 @@ def test_app_views_render_and_switch_sweep(synthetic_store, chromium, page_error
         _select_sweep(page, "empty")
         page.click("#tab-isoflop")
         page.wait_for_function(
-            "() => document.querySelector('#view-content').innerText.includes('no completed runs')",
+            "() => (document.querySelector('#view-content')?.innerText ?? '').includes('no completed runs')",
             timeout=60_000,
         )
         page.close()
@@ -119,7 +119,7 @@ def test_app_on_empty_store_shows_message(store, chromium, page_errors):
         errors = page_errors(page)
         page.goto(server.url)
         page.wait_for_function(
-            "() => document.querySelector('#view-content').innerText.includes('The store has no sweeps yet')",
+            "() => (document.querySelector('#view-content')?.innerText ?? '').includes('The store has no sweeps yet')",
             timeout=60_000,
         )
         page.close()
