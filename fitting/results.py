@@ -53,15 +53,20 @@ class PowerLawFit:
     flops_per_param_token: float = 6.0
     """k in C = k * N * D over the fitted runs; converts LLaMA's actual tokens to compute."""
 
+    # Bootstrap draws with exponents near 0 send these to 0 or infinity. Such draws are expected,
+    # counted by the bootstrap flags, and must not print a numpy warning for each of them.
     def n_opt(self, compute_flops: np.ndarray | float) -> np.ndarray:
-        return np.exp(self.log_k_n + self.a * np.log(compute_flops))
+        with np.errstate(divide="ignore", over="ignore", under="ignore"):
+            return np.exp(self.log_k_n + self.a * np.log(compute_flops))
 
     def d_opt(self, compute_flops: np.ndarray | float) -> np.ndarray:
-        return np.exp(self.log_k_d + self.b * np.log(compute_flops))
+        with np.errstate(divide="ignore", over="ignore", under="ignore"):
+            return np.exp(self.log_k_d + self.b * np.log(compute_flops))
 
     def compute_for_num_params(self, num_params: np.ndarray | float) -> np.ndarray:
         """Invert N_opt(C): the budget at which num_params is compute-optimal."""
-        return np.exp((np.log(num_params) - self.log_k_n) / self.a)
+        with np.errstate(divide="ignore", over="ignore", under="ignore"):
+            return np.exp((np.log(num_params) - self.log_k_n) / self.a)
 
     def loss(self, num_params, num_tokens) -> None:
         """Approaches 1 and 2 model no loss surface, so they predict no loss."""
