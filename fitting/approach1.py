@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fitting.approach2 import exponent_flags, fit_power_law
-from fitting.conventions import FitData, flops_per_param_token
+from fitting.conventions import FitData, data_summary
 from fitting.results import Flag, PowerLawFit
 
 logger = logging.getLogger(__name__)
@@ -142,12 +142,7 @@ def fit_approach1(data: FitData, num_levels: int = 30) -> PowerLawFit:
         log_k_n=log_k_n,
         log_k_d=log_k_d,
         points=points.drop(columns=["size_index"]),
-        n_convention=data.n_convention,
-        c_convention=data.c_convention,
-        num_runs=data.num_runs,
-        num_params_range=(float(data.num_params.min()), float(data.num_params.max())),
-        compute_flops_range=(float(data.compute_flops.min()), float(data.compute_flops.max())),
-        flops_per_param_token=flops_per_param_token(data),
+        **data_summary(data),
         flags=tuple(flags),
     )
 

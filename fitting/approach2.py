@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from fitting.conventions import FitData, flops_per_param_token
+from fitting.conventions import FitData, data_summary
 from fitting.results import BudgetRejection, Flag, PowerLawFit
 
 logger = logging.getLogger(__name__)
@@ -182,12 +182,7 @@ def fit_approach2(data: FitData) -> PowerLawFit:
         log_k_n=log_k_n,
         log_k_d=log_k_d,
         points=points,
-        n_convention=data.n_convention,
-        c_convention=data.c_convention,
-        num_runs=data.num_runs,
-        num_params_range=(float(data.num_params.min()), float(data.num_params.max())),
-        compute_flops_range=(float(data.compute_flops.min()), float(data.compute_flops.max())),
-        flops_per_param_token=flops_per_param_token(data),
+        **data_summary(data),
         rejected=tuple(rejected),
         flags=tuple(flags),
     )

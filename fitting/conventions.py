@@ -71,6 +71,18 @@ def flops_per_param_token(data: FitData) -> float:
     return float(np.median(data.compute_flops / (data.num_params * data.num_tokens)))
 
 
+def data_summary(data: FitData) -> dict:
+    """Describe the fitted data as the fields every fit result stores: conventions, run count and ranges."""
+    return {
+        "n_convention": data.n_convention,
+        "c_convention": data.c_convention,
+        "num_runs": data.num_runs,
+        "num_params_range": (float(data.num_params.min()), float(data.num_params.max())),
+        "compute_flops_range": (float(data.compute_flops.min()), float(data.compute_flops.max())),
+        "flops_per_param_token": flops_per_param_token(data),
+    }
+
+
 def check_conventions(n_convention: str, c_convention: str) -> None:
     """Raise ValueError when either convention name is unknown."""
     if n_convention not in N_COLUMNS:
