@@ -94,7 +94,7 @@ class SweepAnalysis:
     fit_inputs: pd.DataFrame
     approaches: dict[str, ApproachResult]
     message: str | None = None
-    """Why no fit could be attempted at all (no completed runs, for example)."""
+    """Reason no fit could be attempted at all, such as a sweep with no completed runs."""
 
 
 def empty_analysis(sweep: str, n_convention: str, message: str) -> SweepAnalysis:

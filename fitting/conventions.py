@@ -1,4 +1,8 @@
-"""Which N and which C a fit uses, the checks on its input frame, and the LLaMA targets."""
+"""N and C conventions of a fit, the checks on its input frame, and the LLaMA targets.
+
+`FIT_INPUT_COLUMNS` repeats the layout of `store.Store.fit_inputs` on purpose: only `fitting.io`
+imports the store, so the math modules stay usable on any DataFrame of that layout.
+"""
 
 from __future__ import annotations
 

@@ -192,8 +192,8 @@ def config_for_num_params(num_params: float | str, vocab_size: int, seq_len: int
     # left, so that tiny targets do not turn into deep, 32-wide stacks.
     in_band = [shape for shape in candidates if aspect_error(shape) <= math.log(4.0)]
     candidates = in_band or candidates
-    # Any shape within 10% of the target N is close enough (the run stores its exact N), so the
-    # aspect ratio decides among them; this keeps depth growing smoothly along a sweep.
+    # Any shape within 10% of the target N is close enough, because the run stores its exact N.
+    # The aspect ratio decides among those shapes, so depth grows smoothly along a sweep.
     best_error = min(size_error(shape) for shape in candidates)
     close = [shape for shape in candidates if size_error(shape) <= max(best_error + 0.02, SIZE_TOLERANCE)]
     return min(close, key=aspect_error)

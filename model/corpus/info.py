@@ -21,9 +21,9 @@ class CorpusInfo:
     source: str
     """The source as given: ``builtin``, ``debian`` or a path."""
     description: str
-    """What the source was, in words."""
+    """Description of the source in words."""
     provenance: str
-    """Where the text came from and how it was extracted."""
+    """Origin of the text and the commands that extracted it."""
     licence: str
     """Licence of the text; ``unknown`` for a user corpus unless given."""
     vocab_size: int
