@@ -93,9 +93,16 @@ def time_sweep(spec, plan, folder: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 runs of fewer steps instead of 50.")
+    parser.add_argument("--quick", action="store_true", help="10 runs of 20 steps or fewer instead of 50 longer runs.")
+    parser.add_argument(
+        "--steps-smallest",
+        type=int,
+        default=1500,
+        help="Optimizer steps of the smallest model; the larger models get the same FLOPs (default 1500, "
+        "about 10 s per run on a quiet 2-core machine).",
+    )
     args = parser.parse_args()
-    num_seeds, steps_smallest = (2, 10) if args.quick else (10, 20)
+    num_seeds, steps_smallest = (2, 20) if args.quick else (10, args.steps_smallest)
 
     from model.corpus import prepare_corpus
     from sweeps.plan import plan_sweep
@@ -125,6 +132,7 @@ def main() -> None:
             "ray_start_s": sweep["ray_start_s"],
             "loop_wall_s": loop["wall_s"],
             "loop_train_s": loop["train_s"],
+            "sweep_overhead_per_run_s": (sweep["wall_s"] - sweep["ray_start_s"] - sweep["train_s"]) / len(plan.runs),
         }
         print(json.dumps(figures))
 

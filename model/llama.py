@@ -46,27 +46,33 @@ class RMSNorm(nn.Module):
         return self.weight * normed.type_as(x)
 
 
-def rotary_tables(head_dim: int, seq_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Compute cos and sin of the rotation angles, each (T, K/2), in fp32.
+def rotary_table(head_dim: int, seq_len: int, theta: float) -> torch.Tensor:
+    """Compute cos and sin of the rotation angles as one fp32 tensor (T, K/2, 2).
 
-    Channel pair i of a head at position t is rotated by t · theta^(-2i/K).
+    Channel pair i of a head at position t is rotated by the angle t · theta^(-2i/K).
     """
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
     positions = torch.arange(seq_len, dtype=torch.float32)
     angles = torch.outer(positions, inv_freq)  # (T, K/2)
-    return angles.cos(), angles.sin()
+    return torch.stack((angles.cos(), angles.sin()), dim=-1)
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (2i, 2i+1) of x (B, T, H, K) by the angles in cos, sin (T, K/2).
+def apply_rotary(x: torch.Tensor, cos_sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (2i, 2i+1) of x (B, T, H, K) by the angles in cos_sin (T, K/2, 2), in fp32.
 
     This is Meta's interleaved layout. Hugging Face rotates (i, i + K/2) instead, which is the
     same function after permuting the rows of wq and wk (see `model.export`).
+    In eager mode each pair is one complex number times e^(i·angle): one complex multiply
+    forward and one backward take about a third of the time of the same rotation written with
+    real products and a stack (fp32, 2 CPU threads, d_model 512). Inductor generates no code for
+    complex operators, so under `torch.compile` the real form runs, which it fuses.
     """
-    x_pairs = x.float().unflatten(-1, (-1, 2))  # (B, T, H, K/2, 2)
-    x_even, x_odd = x_pairs[..., 0], x_pairs[..., 1]
-    cos = cos[None, :, None, :]  # (1, T, 1, K/2)
-    sin = sin[None, :, None, :]
+    pairs = x.float().unflatten(-1, (-1, 2))  # (B, T, H, K/2, 2)
+    if not torch.compiler.is_compiling():
+        rotation = torch.view_as_complex(cos_sin)[None, :, None, :]  # (1, T, 1, K/2)
+        return torch.view_as_real(torch.view_as_complex(pairs) * rotation).flatten(-2).type_as(x)
+    cos, sin = cos_sin[None, :, None, :, 0], cos_sin[None, :, None, :, 1]  # (1, T, 1, K/2)
+    x_even, x_odd = pairs[..., 0], pairs[..., 1]
     rotated = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1)
     return rotated.flatten(-2).type_as(x)  # (B, T, H, K)
 
@@ -84,13 +90,13 @@ class Attention(nn.Module):
         self.wv = nn.Linear(config.d_model, config.n_kv_heads * config.head_dim, bias=False)
         self.wo = nn.Linear(config.n_heads * config.head_dim, config.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos_sin: torch.Tensor) -> torch.Tensor:
         batch_size, seq_len, _ = x.shape
         q = self.wq(x).view(batch_size, seq_len, self.n_heads, self.head_dim)  # (B, T, H, K)
         k = self.wk(x).view(batch_size, seq_len, self.n_kv_heads, self.head_dim)  # (B, T, G, K)
         v = self.wv(x).view(batch_size, seq_len, self.n_kv_heads, self.head_dim)  # (B, T, G, K)
-        q = apply_rotary(q, cos, sin)
-        k = apply_rotary(k, cos, sin)
+        q = apply_rotary(q, cos_sin)
+        k = apply_rotary(k, cos_sin)
 
         q, k, v = (tensor.transpose(1, 2) for tensor in (q, k, v))  # (B, H or G, T, K)
         if self.n_kv_heads != self.n_heads:
@@ -126,8 +132,8 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(config.d_model, config.norm_eps)
         self.feed_forward = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cos, sin)
+    def forward(self, x: torch.Tensor, cos_sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cos_sin)
         return x + self.feed_forward(self.ffn_norm(x))
 
 
@@ -143,9 +149,9 @@ class Llama(nn.Module):
         self.output = nn.Linear(config.d_model, config.vocab_size, bias=False)
 
         # The rotary tables are derived from the config, so they stay out of the state dict.
-        cos, sin = rotary_tables(config.head_dim, config.seq_len, config.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer(
+            "rope_cos_sin", rotary_table(config.head_dim, config.seq_len, config.rope_theta), persistent=False
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -167,9 +173,8 @@ class Llama(nn.Module):
                 f"input has {seq_len} positions but the model's seq_len is {self.config.seq_len}: "
                 "pass shorter sequences or build the model with a larger seq_len."
             )
-        cos = self.rope_cos[:seq_len]  # (T, K/2)
-        sin = self.rope_sin[:seq_len]
+        cos_sin = self.rope_cos_sin[:seq_len]  # (T, K/2, 2)
         x = self.tok_embeddings(token_ids)  # (B, T, D)
         for layer in self.layers:
-            x = layer(x, cos, sin)
+            x = layer(x, cos_sin)
         return self.output(self.norm(x))  # (B, T, V)

@@ -112,26 +112,30 @@ def train_task(
     pending_poll = None
 
     def should_stop() -> bool:
-        # Never block on the actor: a task blocked in ray.get hands its CPU back to Ray, which
-        # then starts another run on it, so more runs than CPUs would train at once.
+        # Never call ray.get or ray.wait here. Ray counts a task blocked in either one as idle
+        # and lends its CPUs to a queued run, so more runs than CPUs would train at once.
+        # The poll's answer arrives through a concurrent.futures callback instead.
         nonlocal last_stop_poll, stop, pending_poll
         if stop:
             return stop
         if pending_poll is not None:
-            ready, _ = ray.wait([pending_poll], timeout=0)
-            if not ready:
+            if not pending_poll.done():
                 return stop
-            stop = bool(ray.get(pending_poll))
+            try:
+                stop = bool(pending_poll.result())
+            except Exception:  # noqa: BLE001 - a lost sink must not stop training; the next poll retries
+                logger.warning("stop poll of run %s failed", run_id, exc_info=True)
             pending_poll = None
         now = time.monotonic()
         if not stop and now - last_stop_poll >= STOP_POLL_INTERVAL_S:
             last_stop_poll = now
-            pending_poll = sink.should_stop.remote(run_id)
+            pending_poll = sink.should_stop.remote(run_id).future()
         return stop
 
-    on_event({"kind": "started", "pid": os.getpid(), "node_id": node_id, "host": host})
+    on_event({"kind": "started", "pid": os.getpid(), "node_id": node_id, "host": host, "time_unix": time.time()})
     flush()
     result = train_run(TrainConfig.from_dict(train_config), corpus_path, checkpoint_url, on_event, should_stop)
+    on_event({"kind": "finished", "status": result.status, "time_unix": time.time()})
     flush()
     output = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
     output.update(node_id=node_id, host=host)

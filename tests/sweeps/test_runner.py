@@ -47,6 +47,30 @@ def test_submit_runs_all_then_resubmit_skips(local_ray, tiny_corpus, tmp_path, s
     assert point_counts(store, runs["id"])[0] == counts
 
 
+def test_runs_never_exceed_their_cpu_request(local_ray, tiny_corpus, tmp_path, store):
+    """Runs that each request both CPUs of a 2-CPU Ray train one at a time, stop polls included.
+
+    Each run lasts several stop-poll intervals. A poll that blocked in ray.get or ray.wait would
+    lend the run's CPUs back to Ray, and Ray would start the next run beside it.
+    """
+    spec = spec_from_dict(
+        tiny_spec_dict(tiny_corpus, tmp_path, "one-at-a-time", steps_smallest=600, resources={"num_cpus": 2})
+    )
+    intervals = {}
+
+    def record(event):
+        if event["kind"] in ("started", "finished"):
+            intervals.setdefault(event["run_id"], {})[event["kind"]] = event["time_unix"]
+
+    result = submit(spec, store, progress=False, on_event=record)
+    assert result.counts == {"completed": 4}
+    spans = sorted((times["started"], times["finished"]) for times in intervals.values())
+    assert len(spans) == 4
+    for (_, previous_end), (start, end) in zip(spans, spans[1:]):
+        assert start >= previous_end, f"a run started at {start} while another ran until {previous_end}"
+        assert end - start > 2.0, "runs must outlast two stop polls for this test to mean anything"
+
+
 def test_diverged_run_recorded_rest_complete(local_ray, tiny_corpus, tmp_path, store):
     spec = spec_from_dict(tiny_spec_dict(tiny_corpus, tmp_path, "diverge"))
     plan = plan_sweep(spec)
