@@ -62,6 +62,28 @@ def decode_float(value: float | None, kind: str | None) -> float | None:
     raise ValueError(f"unknown float kind {kind!r}; expected one of {FLOAT_KINDS}")
 
 
+def decode_float_column(values: Any, kinds: Any) -> Any:
+    """Rebuild a float64 array from a numeric column and its kind column, vectorised.
+
+    A row whose kind is None (no value) becomes NaN, as `decode_float`'s None does in a float column.
+    """
+    import numpy as np
+    import pandas as pd
+
+    kinds = pd.Series(kinds, dtype=object).reset_index(drop=True)
+    present = kinds.notna().to_numpy()
+    unknown = set(kinds[present]) - set(FLOAT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown float kind {sorted(map(str, unknown))[0]!r}; expected one of {FLOAT_KINDS}")
+    kinds = kinds.to_numpy()
+    finite = present & (kinds == FINITE)
+    decoded = np.full(kinds.shape, np.nan)
+    decoded[finite] = pd.Series(values, dtype=object).to_numpy()[finite].astype(np.float64)
+    decoded[present & (kinds == POS_INF)] = np.inf
+    decoded[present & (kinds == NEG_INF)] = -np.inf
+    return decoded
+
+
 def finite_or_none(value: Any) -> float | None:
     """Return a finite float, or None for a missing or non-finite one.
 

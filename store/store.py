@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from store.engine import create_store_engine, display_url, migrate, resolve_url
 from store.errors import StoreError
-from store.floats import FINITE, decode_float, encode_float, finite_or_none, json_float, json_safe
+from store.floats import FINITE, decode_float, decode_float_column, encode_float, finite_or_none, json_float, json_safe
 from store.models import (
     RUN_STATUSES,
     TERMINAL_STATUSES,
@@ -306,19 +306,17 @@ class Store:
             run_ids = [run_ids]
         run_ids = list(run_ids)
         table = LossPoint.__table__
-        rows: list[dict[str, Any]] = []
+        columns = [column.name for column in table.columns]
+        rows: list[Any] = []
         with self._read() as connection:
             # Chunks keep the IN list under SQLite's bound-parameter limit.
             for start in range(0, len(run_ids), 500):
                 chunk = run_ids[start:start + 500]
-                statement = select(table).where(table.c.run_id.in_(chunk))
-                for row in connection.execute(statement).mappings():
-                    row = dict(row)
-                    for name in LOSS_POINT_FLOAT_KIND_COLUMNS:
-                        row[name] = decode_float(row[name], row[f"{name}_kind"])
-                    rows.append(row)
-        columns = [column.name for column in table.columns]
-        frame = _typed_frame(pd.DataFrame(rows, columns=columns), table)
+                rows.extend(connection.execute(select(table).where(table.c.run_id.in_(chunk))).all())
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        for name in LOSS_POINT_FLOAT_KIND_COLUMNS:
+            frame[name] = decode_float_column(frame[name], frame[f"{name}_kind"])
+        frame = _typed_frame(frame, table)
         return frame.sort_values(["run_id", "step"], ignore_index=True)
 
     # ---------------------------------------------------------------- fitting

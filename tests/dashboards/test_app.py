@@ -84,6 +84,21 @@ def test_views_of_sweep_without_runs_show_messages(synthetic_store):
     assert "no completed runs" in isoflop[0].children
 
 
+def test_app_serves_cartesian_plotly_bundle(synthetic_store):
+    from plotly.offline import get_plotlyjs_version
+
+    from dashboards.app import PLOTLY_CARTESIAN_VERSION, PLOTLY_JS_ROUTE
+
+    app = create_app(DashboardData(synthetic_store, approaches=FAST_APPROACHES))
+    response = app.server.test_client().get("/" + PLOTLY_JS_ROUTE)
+    assert response.status_code == 200
+    header = response.get_data()[:200].decode()
+    if get_plotlyjs_version() == PLOTLY_CARTESIAN_VERSION:
+        assert f"plotly.js (cartesian - minified) v{PLOTLY_CARTESIAN_VERSION}" in header
+    else:
+        assert "cartesian" not in header
+
+
 @pytest.mark.browser
 def test_app_views_render_and_switch_sweep(synthetic_store, chromium, page_errors, artifacts):
     data = DashboardData(synthetic_store, num_resamples=20, approaches=FAST_APPROACHES)
@@ -100,6 +115,10 @@ def test_app_views_render_and_switch_sweep(synthetic_store, chromium, page_error
         _select_sweep(page, "beta")
         beta = _check_all_views(page, "beta", artifacts, "synthetic", num_budgets=2)
         assert alpha["isoflop"] != beta["isoflop"]
+        # The page drew every view with plotly.js's cartesian bundle, which has no 3D traces.
+        traces = page.evaluate("() => Object.keys(Plotly.PlotSchema.get().traces)")
+        assert {"scatter", "bar", "contour"} <= set(traces)
+        assert "scatter3d" not in traces
         _select_sweep(page, "empty")
         page.click("#tab-isoflop")
         page.wait_for_function(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -328,3 +329,15 @@ def test_kind_column_rejects_unknown_kind(store):
             connection.execute(
                 text("INSERT INTO loss_points (run_id, step, train_loss_kind) VALUES ('run-a', 1, 'bogus')")
             )
+
+
+def test_decode_float_column_matches_decode_float():
+    from store.floats import decode_float, decode_float_column
+
+    values = [1.5, float("inf"), float("inf"), float("inf"), None, -2.0]
+    kinds = ["finite", "nan", "inf", "-inf", None, "finite"]
+    decoded = decode_float_column(values, kinds)
+    expected = [decode_float(value, kind) for value, kind in zip(values, kinds)]
+    np.testing.assert_array_equal(decoded, np.array([math.nan if v is None else v for v in expected]))
+    with pytest.raises(ValueError, match="unknown float kind 'infinite'"):
+        decode_float_column([1.0], ["infinite"])

@@ -147,3 +147,50 @@ def test_killed_worker_resumes_same_loss(local_ray, tiny_corpus, tmp_path, store
     assert run["final_val_loss"] == reference.final_val_loss
     counts, unique = point_counts(store, [target.run_id])
     assert counts[target.run_id] == unique[target.run_id] == target.steps
+
+
+@pytest.mark.slow
+def test_silent_run_marked_preempted_and_resumed(local_ray, tiny_corpus, tmp_path, store):
+    """A worker that stops sending events (frozen with SIGSTOP) is preempted after the heartbeat timeout."""
+    from model.train import TrainConfig, train_run
+
+    spec = spec_from_dict(
+        tiny_spec_dict(
+            tiny_corpus, tmp_path, "silent-worker", steps_smallest=600,
+            storage={"checkpoint_root": str(tmp_path / "ckpt"), "checkpoint_interval_steps": 10},
+            retry={"heartbeat_timeout_s": 5},
+        )
+    )
+    plan = plan_sweep(spec)
+    plan.runs = plan.runs[:1]
+    target = plan.runs[0]
+    pids = {}
+    frozen = []
+
+    def freeze_mid_run(event):
+        if event["kind"] == "started":
+            pids[event["attempt"]] = event["pid"]
+        if event["kind"] == "loss" and event["attempt"] == 1 and event["step"] >= 30 and not frozen:
+            os.kill(pids[1], signal.SIGSTOP)
+            frozen.append(event["step"])
+
+    try:
+        result = submit(spec, store, progress=False, plan=plan, on_event=freeze_mid_run)
+    finally:
+        if frozen:
+            try:
+                os.kill(pids[1], signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert frozen, "the run finished before the test could freeze its worker"
+    assert result.counts == {"completed": 1}
+    run = store.runs("silent-worker").iloc[0]
+    assert run["attempts"] == 2
+    assert run["retries"] == 1
+    assert pids[2] != pids[1]
+
+    reference = train_run(TrainConfig.from_dict(target.train_config), tiny_corpus, None, num_threads=1)
+    assert run["final_train_loss"] == reference.final_train_loss
+    assert run["final_val_loss"] == reference.final_val_loss
+    counts, unique = point_counts(store, [target.run_id])
+    assert counts[target.run_id] == unique[target.run_id] == target.steps
