@@ -86,7 +86,7 @@ def _controls() -> html.Div:
 
 
 def _serve_cartesian_plotly(app: dash.Dash) -> None:
-    """Answer Dash's request for plotly.js with the cartesian bundle, when the versions match.
+    """Serve the cartesian bundle at the address Dash loads plotly.js from, when the versions match.
 
     In a cold browser, the full bundle took about 1.6 s of parsing on one core of a 2-core
     machine before the first figure appeared. With another plotly.js version installed, the

@@ -106,6 +106,9 @@ class _BatchedObjective:
         self.log_loss = torch.as_tensor(log_loss, dtype=torch.float64)
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self.weight_row = None if weight_row is None else torch.as_tensor(weight_row)
+        self.neg_u, self.neg_v = -self.u, -self.v
+        self.ones_and_neg_u = torch.stack([torch.ones_like(self.u), self.neg_u], dim=1)  # [n, 2]
+        self.ones_and_neg_v = torch.stack([torch.ones_like(self.v), self.neg_v], dim=1)
 
     def __call__(self, z, rows):
         torch = self.torch
@@ -113,34 +116,25 @@ class _BatchedObjective:
         # Plain exponentials rather than logsumexp: the terms stay far below exp's overflow at
         # 709 for any start of the grid, and a row that overflows gets f = inf, which the line
         # search rejects.
-        p1 = torch.exp(z[:, 0:1] - z[:, 3:4] * self.u)  # [S, n]
-        p2 = torch.exp(z[:, 1:2] - z[:, 4:5] * self.v)  # [S, n]
-        p3 = torch.exp(z[:, 2:3])  # [S, 1]
-        total = p1 + p2 + p3
-        residual = torch.log(total) - self.log_loss
-        magnitude = residual.abs()
-        values = torch.where(
-            magnitude <= HUBER_DELTA, 0.5 * residual**2, HUBER_DELTA * (magnitude - 0.5 * HUBER_DELTA)
-        )
+        p1 = torch.exp(torch.addcmul(z[:, 0:1], z[:, 3:4], self.neg_u))  # A / N^alpha, [S, n]
+        p2 = torch.exp(torch.addcmul(z[:, 1:2], z[:, 4:5], self.neg_v))  # B / D^beta, [S, n]
+        p3 = torch.exp(z[:, 2:3])  # E, [S, 1]
+        total = (p1 + p2).add_(p3)
+        residual = torch.log(total).sub_(self.log_loss)
         slope = residual.clamp(-HUBER_DELTA, HUBER_DELTA)
+        # Huber is r²/2 inside ±delta and delta·(|r| − delta/2) outside: both are slope·(r − slope/2).
+        inner = residual.sub_(slope, alpha=0.5)
         if self.weights is not None:
-            w = self.weights[self.weight_row[rows]]
-            values = values * w
-            slope = slope * w
-        weighted = slope / total
-        share_n = weighted * p1
-        share_d = weighted * p2
+            slope = slope * self.weights[self.weight_row[rows]]
+        values = (slope * inner).sum(dim=1)
+        # The operations below reuse the buffers of slope, p1 and p2, none of which is read again.
+        weighted = slope.div_(total)
+        sums_n = p1.mul_(weighted) @ self.ones_and_neg_u  # [S, 2]: d/dlog_A and d/dalpha
+        sums_d = p2.mul_(weighted) @ self.ones_and_neg_v  # [S, 2]: d/dlog_B and d/dbeta
         grad = torch.stack(
-            [
-                share_n.sum(dim=1),
-                share_d.sum(dim=1),
-                weighted.sum(dim=1) * p3[:, 0],
-                -(share_n * self.u).sum(dim=1),
-                -(share_d * self.v).sum(dim=1),
-            ],
-            dim=1,
+            [sums_n[:, 0], sums_d[:, 0], weighted.sum(dim=1) * p3[:, 0], sums_n[:, 1], sums_d[:, 1]], dim=1
         )
-        return values.sum(dim=1), grad
+        return values, grad
 
     def problem_of(self, rows):
         """Which weight vector (bootstrap resample) each row minimises; 0 for the plain fit."""

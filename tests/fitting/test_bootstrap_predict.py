@@ -51,6 +51,32 @@ def test_interval_calibration_approach2():
     assert 0.70 <= covered_b / trials <= 0.90, covered_b
 
 
+@pytest.mark.slow
+def test_interval_calibration_approach3():
+    """80% intervals of a and b from Approach 3 contain the truth in 70-90% of 100 synthetic sweeps.
+
+    Each fit starts from every 15th point of the Chinchilla grid (300 starts): data drawn from one
+    law have one basin, and 100 fits from all 4,500 starts would take about ten minutes here.
+    """
+    from fitting.approach3 import bootstrap_approach3, chinchilla_grid, fit_approach3_with_candidates
+
+    starts = chinchilla_grid()[::15]
+    covered_a = covered_b = 0
+    trials = 100
+    for seed in range(trials):
+        data = prepare_fit_data(simulate_isoflop_sweep(noise=0.01, seed=2000 + seed), "total", "6nd")
+        rng = np.random.default_rng(seed)
+        _, candidates = fit_approach3_with_candidates(data, starts=starts)
+        samples = bootstrap_approach3(data, api.resample_weights(data, 3, 300, rng), candidates, rng=rng)
+        # The same percentile intervals that FitReport.intervals gives.
+        low, high = api._interval(samples["a"], 0.8)
+        covered_a += low <= TRUE_A <= high
+        low, high = api._interval(samples["b"], 0.8)
+        covered_b += low <= TRUE_B <= high
+    assert 0.70 <= covered_a / trials <= 0.90, covered_a
+    assert 0.70 <= covered_b / trials <= 0.90, covered_b
+
+
 def test_llama_predictions_invert_n_opt():
     report = api.fit(simulate_isoflop_sweep(noise=0.005, seed=3), 2, num_resamples=100)
     predictions = api.predict_targets(report)
