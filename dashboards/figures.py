@@ -69,31 +69,50 @@ def _format_flops(value: float) -> str:
     return f"{value:.1e} FLOPs"
 
 
+def _log_spaced_picks(count: int, max_points: int) -> np.ndarray:
+    """Return a mask over `count` positions that keeps at most `max_points` of them, log-spaced.
+
+    Positions are geometrically spaced from 1 to `count`, then de-duplicated. The last position
+    always stays.
+    """
+    keep = np.zeros(count, dtype=bool)
+    keep[np.geomspace(1, count, max_points).astype(int) - 1] = True
+    keep[-1] = True
+    return keep
+
+
 def downsample_curves(points: pd.DataFrame, max_points: int) -> pd.DataFrame:
     """Keep at most `max_points` train and `max_points` validation points of each run.
 
     Points are kept evenly spaced in log(step), so the fast early part of a curve keeps
-    its shape. The first and last point of each run always stay.
+    its shape. The first and last point of each run always stay. Runs keep the order in which
+    they first appear in `points`, and each run's points come sorted by step.
     """
     if points.empty or max_points <= 0:
         return points
-    kept = []
-    for _, run_points in points.groupby("run_id", sort=False):
-        run_points = run_points.sort_values("step")
-        keep = np.zeros(len(run_points), dtype=bool)
-        for column in ("train_loss", "val_loss"):
-            if column not in run_points:
-                continue
-            present = np.flatnonzero(run_points[column].notna().to_numpy())
-            if len(present) <= max_points:
-                keep[present] = True
-                continue
-            # Indices geometrically spaced from 1 to len, then de-duplicated.
-            picks = np.unique(np.geomspace(1, len(present), max_points).astype(int) - 1)
-            keep[present[picks]] = True
-            keep[present[-1]] = True
-        kept.append(run_points[keep])
-    return pd.concat(kept, ignore_index=True)
+    run_codes = pd.factorize(points["run_id"])[0]
+    order = np.lexsort((points["step"].to_numpy(), run_codes))
+    points = points.iloc[order].reset_index(drop=True)
+    run_codes = run_codes[order]
+    keep = np.zeros(len(points), dtype=bool)
+    for column in ("train_loss", "val_loss"):
+        if column not in points:
+            continue
+        present = np.flatnonzero(points[column].notna().to_numpy())
+        if present.size == 0:
+            continue
+        # Rank of each present point within its run, and the run's count of present points.
+        runs_of_present = run_codes[present]
+        starts = np.flatnonzero(np.r_[True, runs_of_present[1:] != runs_of_present[:-1]])
+        counts = np.diff(np.r_[starts, present.size])
+        rank = np.arange(present.size) - np.repeat(starts, counts)
+        count = np.repeat(counts, counts)
+        kept = count <= max_points
+        for value in np.unique(counts[counts > max_points]):
+            of_value = count == value
+            kept[of_value] = _log_spaced_picks(int(value), max_points)[rank[of_value]]
+        keep[present[kept]] = True
+    return points[keep].reset_index(drop=True)
 
 
 def _with_flops(points: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

@@ -169,3 +169,32 @@ def test_predictions_table_formats_intervals():
     table = figures.predictions_table(result)
     assert table.loc[0, "D_opt (tokens)"] == "1.4e+11 [1e+11, 2e+11]"
     assert table.loc[0, "LLaMA tokens"] == "1e+12"
+
+
+def test_downsample_matches_per_run_rule():
+    """Each run keeps exactly the log-spaced ranks of its own present points, runs in first-seen order."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for run_id, num_steps in (("z-run", 700), ("a-run", 40), ("m-run", 1300)):
+        steps = np.arange(1, num_steps + 1)
+        frames.append(pd.DataFrame({
+            "run_id": run_id, "step": steps, "tokens_seen": steps * 10,
+            "train_loss": np.where(rng.random(num_steps) < 0.1, np.nan, 4.0),
+            "val_loss": np.where(steps % 3 == 0, 4.5, np.nan),
+        }))
+    points = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=1)
+    kept = figures.downsample_curves(points, 60)
+    assert list(dict.fromkeys(kept["run_id"])) == list(dict.fromkeys(points["run_id"]))
+    for run_id, run_points in points.groupby("run_id"):
+        run_points = run_points.sort_values("step")
+        expected = set()
+        for column in ("train_loss", "val_loss"):
+            present_steps = run_points.loc[run_points[column].notna(), "step"].to_numpy()
+            if present_steps.size <= 60:
+                expected.update(present_steps)
+                continue
+            picks = np.unique(np.geomspace(1, present_steps.size, 60).astype(int) - 1)
+            expected.update(present_steps[picks])
+            expected.add(present_steps[-1])
+        kept_steps = kept.loc[kept["run_id"] == run_id, "step"].to_numpy()
+        assert list(kept_steps) == sorted(expected)
