@@ -126,8 +126,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _default_file_mode() -> int:
+    """Return the mode a plain `open` gives a new file: 0o666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # mkstemp creates the file with mode 0o600; a corpus is shared like any other data file.
+    os.fchmod(handle, _default_file_mode())
     with os.fdopen(handle, "wb") as out:
         out.write(data)
     os.replace(temporary, path)
@@ -135,6 +144,7 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def _write_npy_atomic(path: Path, array: np.ndarray) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
+    os.fchmod(handle, _default_file_mode())
     with os.fdopen(handle, "wb") as out:
         np.save(out, array, allow_pickle=False)
     os.replace(temporary, path)

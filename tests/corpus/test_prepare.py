@@ -241,3 +241,18 @@ def test_split_two_documents_holds_out_smaller():
     train, val = split_documents(["a" * 5_000, "b" * 4_000], 0.05, seed=0)
     assert val == [1]
     assert train == [0]
+
+
+def test_prepared_files_follow_umask(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        prepare_corpus(EXCERPT_FILE, tmp_path / "corpus", 512, licence="public domain")
+    finally:
+        os.umask(previous)
+    files = [path for path in (tmp_path / "corpus").iterdir() if path.is_file()]
+    assert files
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name

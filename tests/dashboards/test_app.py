@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from dashboards import figures
 from dashboards.app import BackgroundServer, build_view, create_app
@@ -20,6 +21,15 @@ PLOT_COUNTS_JS = """() => Array.from(document.querySelectorAll('#view-content .j
 def _open_view(page, view: str, sweep: str) -> list[int]:
     """Click a view's tab and wait until it shows figures or a message for `sweep`; return trace counts."""
     page.click(f"#tab-{view}")
+    try:
+        _wait_for_view(page, view, sweep)
+    except PlaywrightTimeoutError:
+        shown = page.evaluate("() => document.querySelector('#view-content')?.innerText ?? ''")
+        raise AssertionError(f"view {view} of sweep {sweep} did not render; it shows: {shown[:2000]!r}") from None
+    return page.evaluate(PLOT_COUNTS_JS)
+
+
+def _wait_for_view(page, view: str, sweep: str) -> None:
     page.wait_for_function(
         """([view, sweep]) => {
             const content = document.querySelector('#view-content');
@@ -34,7 +44,6 @@ def _open_view(page, view: str, sweep: str) -> list[int]:
         arg=[view, sweep],
         timeout=120_000,
     )
-    return page.evaluate(PLOT_COUNTS_JS)
 
 
 def _open_all_views(page, sweep: str, artifacts, prefix: str) -> dict[str, list[int]]:
@@ -193,7 +202,8 @@ def real_sweep_store(tiny_corpus, tmp_path_factory):
 def test_app_on_real_sweep(real_sweep_store, chromium, page_errors, artifacts):
     runs = real_sweep_store.runs("real_two_budgets")
     assert (runs["status"] == "completed").sum() == 8
-    data = DashboardData(real_sweep_store, num_resamples=20, approaches=FAST_APPROACHES)
+    # All three approaches, so that the contour view draws a real Approach 3 fit.
+    data = DashboardData(real_sweep_store, num_resamples=20, approaches=("approach1", "approach2", "approach3"))
     with BackgroundServer(create_app(data, refresh_s=1.0)) as server:
         page = chromium.new_page(viewport={"width": 1400, "height": 1000})
         errors = page_errors(page)
@@ -206,7 +216,10 @@ def test_app_on_real_sweep(real_sweep_store, chromium, page_errors, artifacts):
         analysis = data.analysis("real_two_budgets", "total")
         assert counts["isoflop"] == [len(figures.isoflop_figure(analysis).data)]
         assert counts["isoflop"][0] >= 4
-        assert counts["approach3"] == [len(figures.approach3_figure(analysis).data)]
+        contour_figure = figures.approach3_figure(analysis)
+        assert analysis.approaches["approach3"].error is None
+        assert "contour" in {trace.type for trace in contour_figure.data}
+        assert counts["approach3"] == [len(contour_figure.data)]
         assert counts["frontier"] == [len(figures.frontier_figure(analysis).data)]
         assert counts["predictions"] == [len(figures.predictions_figure(analysis).data)]
         _select_sweep(page, "real_one_budget")

@@ -158,7 +158,7 @@ def test_silent_run_marked_preempted_and_resumed(local_ray, tiny_corpus, tmp_pat
         tiny_spec_dict(
             tiny_corpus, tmp_path, "silent-worker", steps_smallest=600,
             storage={"checkpoint_root": str(tmp_path / "ckpt"), "checkpoint_interval_steps": 10},
-            retry={"heartbeat_timeout_s": 5},
+            retry={"heartbeat_timeout_s": 10},
         )
     )
     plan = plan_sweep(spec)
