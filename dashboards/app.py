@@ -95,9 +95,10 @@ def _serve_cartesian_plotly(app: dash.Dash) -> None:
     import flask
     from plotly.offline import get_plotlyjs_version
 
-    if get_plotlyjs_version() != PLOTLY_CARTESIAN_VERSION:
+    installed_version = get_plotlyjs_version()
+    if installed_version != PLOTLY_CARTESIAN_VERSION:
         logger.info("plotly ships plotly.js %s, not %s: the dashboard serves the full bundle",
-                    get_plotlyjs_version(), PLOTLY_CARTESIAN_VERSION)
+                    installed_version, PLOTLY_CARTESIAN_VERSION)
         return
     route = app.config.requests_pathname_prefix + PLOTLY_JS_ROUTE
     body = PLOTLY_CARTESIAN_JS.read_bytes()

@@ -116,9 +116,9 @@ class DashboardData:
         return points[columns].sort_values(["run_id", "step"], kind="stable")
 
     def _read_loss_points(self, run_ids: list[str]) -> pd.DataFrame:
-        # Store.loss_points decodes row by row in Python: 3.1 s for 12,000 rows, against 4.0 s
-        # for 200,000 rows through read_sql (one loaded 2-core machine). Non-finite and missing
-        # losses both come back as NaN here, and neither is drawn.
+        # One read-only query per 500 runs of only the drawn columns: 0.7 s for 200,000 points,
+        # against 1.6 s through Store.loss_points, which reads and decodes every column (quiet
+        # 2-core machine). Non-finite and missing losses both come back as NaN, and neither is drawn.
         if not hasattr(self.store, "read_sql"):
             return self.store.loss_points(run_ids)
         frames = []

@@ -101,17 +101,17 @@ def downsample_curves(points: pd.DataFrame, max_points: int) -> pd.DataFrame:
         present = np.flatnonzero(points[column].notna().to_numpy())
         if present.size == 0:
             continue
-        # Rank of each present point within its run, and the run's count of present points.
+        # Rank of each present point within its run, and its run's count of present points.
         runs_of_present = run_codes[present]
         starts = np.flatnonzero(np.r_[True, runs_of_present[1:] != runs_of_present[:-1]])
         counts = np.diff(np.r_[starts, present.size])
         rank = np.arange(present.size) - np.repeat(starts, counts)
-        count = np.repeat(counts, counts)
-        kept = count <= max_points
-        for value in np.unique(counts[counts > max_points]):
-            of_value = count == value
-            kept[of_value] = _log_spaced_picks(int(value), max_points)[rank[of_value]]
-        keep[present[kept]] = True
+        run_count = np.repeat(counts, counts)
+        keep_present = run_count <= max_points
+        for count in np.unique(counts[counts > max_points]):
+            in_runs_of_count = run_count == count
+            keep_present[in_runs_of_count] = _log_spaced_picks(int(count), max_points)[rank[in_runs_of_count]]
+        keep[present[keep_present]] = True
     return points[keep].reset_index(drop=True)
 
 

@@ -114,7 +114,7 @@ def train_task(
     def should_stop() -> bool:
         # Never call ray.get or ray.wait here. Ray counts a task blocked in either one as idle
         # and lends its CPUs to a queued run, so more runs than CPUs would train at once.
-        # The poll's answer arrives through a concurrent.futures callback instead.
+        # The poll's result arrives through a concurrent.futures callback instead.
         nonlocal last_stop_poll, stop, pending_poll
         if stop:
             return stop

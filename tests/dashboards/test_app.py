@@ -24,8 +24,8 @@ def _open_view(page, view: str, sweep: str) -> list[int]:
     try:
         _wait_for_view(page, view, sweep)
     except PlaywrightTimeoutError:
-        shown = page.evaluate("() => document.querySelector('#view-content')?.innerText ?? ''")
-        raise AssertionError(f"view {view} of sweep {sweep} did not render; it shows: {shown[:2000]!r}") from None
+        view_text = page.evaluate("() => document.querySelector('#view-content')?.innerText ?? ''")
+        raise AssertionError(f"view {view} of sweep {sweep} did not render; it shows: {view_text[:2000]!r}") from None
     return page.evaluate(PLOT_COUNTS_JS)
 
 

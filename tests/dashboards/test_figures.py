@@ -183,8 +183,8 @@ def test_downsample_matches_per_run_rule():
             "val_loss": np.where(steps % 3 == 0, 4.5, np.nan),
         }))
     points = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=1)
-    kept = figures.downsample_curves(points, 60)
-    assert list(dict.fromkeys(kept["run_id"])) == list(dict.fromkeys(points["run_id"]))
+    downsampled = figures.downsample_curves(points, 60)
+    assert list(dict.fromkeys(downsampled["run_id"])) == list(dict.fromkeys(points["run_id"]))
     for run_id, run_points in points.groupby("run_id"):
         run_points = run_points.sort_values("step")
         expected = set()
@@ -196,5 +196,5 @@ def test_downsample_matches_per_run_rule():
             picks = np.unique(np.geomspace(1, present_steps.size, 60).astype(int) - 1)
             expected.update(present_steps[picks])
             expected.add(present_steps[-1])
-        kept_steps = kept.loc[kept["run_id"] == run_id, "step"].to_numpy()
+        kept_steps = downsampled.loc[downsampled["run_id"] == run_id, "step"].to_numpy()
         assert list(kept_steps) == sorted(expected)

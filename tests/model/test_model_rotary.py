@@ -29,7 +29,8 @@ def test_rotary_paths_match_the_rotation(monkeypatch, compiling):
     torch.manual_seed(0)
     x = torch.randn(2, 7, 3, 8)
     rotated = apply_rotary(x, rotary_table(8, 7, 500.0))
-    assert rotated.shape == x.shape and rotated.dtype == x.dtype
+    assert rotated.shape == x.shape
+    assert rotated.dtype == x.dtype
     torch.testing.assert_close(rotated.double(), rotate_by_hand(x, 500.0), rtol=1e-6, atol=1e-6)
 
 

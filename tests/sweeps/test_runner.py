@@ -114,35 +114,47 @@ def test_cancel_stops_sweep_then_resubmit_finishes(local_ray, tiny_corpus, tmp_p
         assert counts[run.run_id] == run.steps == unique[run.run_id]
 
 
-@pytest.mark.slow
-def test_killed_worker_resumes_same_loss(local_ray, tiny_corpus, tmp_path, store):
-    from model.train import TrainConfig, train_run
+def interrupt_one_run(spec, store, signal_number):
+    """Submit the spec's first run alone and send `signal_number` to its worker at step 30.
 
-    spec = spec_from_dict(
-        tiny_spec_dict(tiny_corpus, tmp_path, "kill-worker", steps_smallest=600, storage={"checkpoint_root": str(tmp_path / "ckpt"), "checkpoint_interval_steps": 10})
-    )
+    Return the submit result, the planned run and the worker pid of each attempt. A worker left
+    stopped by SIGSTOP is continued at the end, so that no test leaves a frozen process behind.
+    """
     plan = plan_sweep(spec)
     plan.runs = plan.runs[:1]
-    target = plan.runs[0]
     pids = {}
-    killed = []
+    signalled = []
 
-    def kill_mid_run(event):
+    def signal_mid_run(event):
         if event["kind"] == "started":
             pids[event["attempt"]] = event["pid"]
-        if event["kind"] == "loss" and event["attempt"] == 1 and event["step"] >= 30 and not killed:
-            os.kill(pids[1], signal.SIGKILL)
-            killed.append(event["step"])
+        if event["kind"] == "loss" and event["attempt"] == 1 and event["step"] >= 30 and not signalled:
+            os.kill(pids[1], signal_number)
+            signalled.append(event["step"])
 
-    result = submit(spec, store, progress=False, plan=plan, on_event=kill_mid_run)
-    assert killed, "the run finished before the test could kill its worker"
+    try:
+        result = submit(spec, store, progress=False, plan=plan, on_event=signal_mid_run)
+    finally:
+        if signalled and signal_number == signal.SIGSTOP:
+            try:
+                os.kill(pids[1], signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert signalled, "the run finished before the test could signal its worker"
+    return result, plan.runs[0], pids
+
+
+def assert_resumed_like_uninterrupted(store, sweep, result, target, pids, corpus):
+    """Check that a run preempted once resumed in a new worker and matches an uninterrupted run."""
+    from model.train import TrainConfig, train_run
+
     assert result.counts == {"completed": 1}
-    run = store.runs("kill-worker").iloc[0]
+    run = store.runs(sweep).iloc[0]
     assert run["attempts"] == 2
     assert run["retries"] == 1
     assert pids[2] != pids[1]
 
-    reference = train_run(TrainConfig.from_dict(target.train_config), tiny_corpus, None, num_threads=1)
+    reference = train_run(TrainConfig.from_dict(target.train_config), corpus, None, num_threads=1)
     assert run["final_train_loss"] == reference.final_train_loss
     assert run["final_val_loss"] == reference.final_val_loss
     counts, unique = point_counts(store, [target.run_id])
@@ -150,10 +162,17 @@ def test_killed_worker_resumes_same_loss(local_ray, tiny_corpus, tmp_path, store
 
 
 @pytest.mark.slow
+def test_killed_worker_resumes_same_loss(local_ray, tiny_corpus, tmp_path, store):
+    spec = spec_from_dict(
+        tiny_spec_dict(tiny_corpus, tmp_path, "kill-worker", steps_smallest=600, storage={"checkpoint_root": str(tmp_path / "ckpt"), "checkpoint_interval_steps": 10})
+    )
+    result, target, pids = interrupt_one_run(spec, store, signal.SIGKILL)
+    assert_resumed_like_uninterrupted(store, "kill-worker", result, target, pids, tiny_corpus)
+
+
+@pytest.mark.slow
 def test_silent_run_marked_preempted_and_resumed(local_ray, tiny_corpus, tmp_path, store):
     """A worker that stops sending events (frozen with SIGSTOP) is preempted after the heartbeat timeout."""
-    from model.train import TrainConfig, train_run
-
     spec = spec_from_dict(
         tiny_spec_dict(
             tiny_corpus, tmp_path, "silent-worker", steps_smallest=600,
@@ -161,36 +180,5 @@ def test_silent_run_marked_preempted_and_resumed(local_ray, tiny_corpus, tmp_pat
             retry={"heartbeat_timeout_s": 10},
         )
     )
-    plan = plan_sweep(spec)
-    plan.runs = plan.runs[:1]
-    target = plan.runs[0]
-    pids = {}
-    frozen = []
-
-    def freeze_mid_run(event):
-        if event["kind"] == "started":
-            pids[event["attempt"]] = event["pid"]
-        if event["kind"] == "loss" and event["attempt"] == 1 and event["step"] >= 30 and not frozen:
-            os.kill(pids[1], signal.SIGSTOP)
-            frozen.append(event["step"])
-
-    try:
-        result = submit(spec, store, progress=False, plan=plan, on_event=freeze_mid_run)
-    finally:
-        if frozen:
-            try:
-                os.kill(pids[1], signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-    assert frozen, "the run finished before the test could freeze its worker"
-    assert result.counts == {"completed": 1}
-    run = store.runs("silent-worker").iloc[0]
-    assert run["attempts"] == 2
-    assert run["retries"] == 1
-    assert pids[2] != pids[1]
-
-    reference = train_run(TrainConfig.from_dict(target.train_config), tiny_corpus, None, num_threads=1)
-    assert run["final_train_loss"] == reference.final_train_loss
-    assert run["final_val_loss"] == reference.final_val_loss
-    counts, unique = point_counts(store, [target.run_id])
-    assert counts[target.run_id] == unique[target.run_id] == target.steps
+    result, target, pids = interrupt_one_run(spec, store, signal.SIGSTOP)
+    assert_resumed_like_uninterrupted(store, "silent-worker", result, target, pids, tiny_corpus)
